@@ -25,7 +25,7 @@ EOF
 cat >"$r/etc/default/grub" <<'EOF'
 GRUB_DEFAULT=0
 GRUB_TIMEOUT=0
-GRUB_CMDLINE_LINUX="console=ttyS0,115200 rd.timeout=240"
+GRUB_CMDLINE_LINUX="console=ttyS0,115200 rd.timeout=120"
 GRUB_TERMINAL=serial
 EOF
 mkdir -p "$r/boot/grub"
@@ -38,7 +38,7 @@ menuentry 'Debian GNU/Linux' --class debian --class gnu-linux --class gnu --clas
 	insmod part_msdos
 	insmod ext2
 	search --no-floppy --fs-uuid --set=root $root_uuid
-	linux	/boot/vmlinuz-$kver root=UUID=$root_uuid ro console=ttyS0,115200 rd.timeout=240
+	linux	/boot/vmlinuz-$kver root=UUID=$root_uuid ro console=ttyS0,115200 rd.timeout=120
 	initrd	/boot/initrd.img-$kver
 }
 EOF
