@@ -188,14 +188,27 @@ fn summary(l: &DiskLayout) -> String {
 pub fn ask(consoles: &[PathBuf], disks: &[String], sys_net: &Path) -> anyhow::Result<Outcome> {
     let mut readers = Vec::new();
     let mut terminals = Vec::new();
+    let mut unusable = Vec::new();
     for path in consoles {
-        let device = std::fs::File::open(path)
-            .with_context(|| format!("opening the console {} for the dialog", path.display()))?;
+        // A console that cannot be read (a screen without a VT) leaves the others.
+        let device = match std::fs::File::open(path) {
+            Ok(d) => d,
+            Err(e) => {
+                unusable.push(format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
         let echo_fd = device.try_clone().context("duplicating the console")?;
         if let Ok(saved) = nix::sys::termios::tcgetattr(echo_fd.as_fd()) {
             terminals.push((echo_fd, saved));
         }
         readers.push(device);
+    }
+    if readers.is_empty() {
+        anyhow::bail!(
+            "no console to read the dialog's answers from ({})",
+            unusable.join("; ")
+        );
     }
     let facts = Facts {
         nics: local_nics(sys_net),
@@ -218,4 +231,22 @@ pub fn ask(consoles: &[PathBuf], disks: &[String], sys_net: &Path) -> anyhow::Re
     }
     let mut pool = XapiPool::default();
     Ok(dialog::run(&mut console, &mut pool, &facts)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_readable_console_is_a_clear_error() {
+        let missing = PathBuf::from("/nonexistent/xenlift-console");
+        let err = ask(&[missing], &[], Path::new("/nonexistent"))
+            .expect_err("a dialog without a console");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("no console to read the dialog's answers from")
+                && text.contains("/nonexistent/xenlift-console"),
+            "{text}"
+        );
+    }
 }
