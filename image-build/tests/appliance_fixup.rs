@@ -1,13 +1,16 @@
-//! End to end: a BIOS VM whose disk is a real Debian 12 install
-//! (tests/guests/build.sh bios-mbr) boots the appliance ISO from CD and
-//! converts itself into xapi-sim on the host; the guest fix-up runs inside
-//! the appliance with the tools of its initramfs, and its changes land on
-//! the VDI. The source disk is never written.
+//! End to end: a UEFI VM whose disk is a real Debian 12 install with its
+//! root on LVM, /boot apart and an ESP (tests/guests/build.sh uefi-lvm)
+//! boots the appliance ISO from CD and converts itself into xapi-sim on the
+//! host; the guest fix-up runs inside the appliance with the tools of its
+//! initramfs (the logical volume reached through its PV's metadata, no
+//! device-mapper), and its changes land on the VDI. The source disk is never
+//! written. The BIOS/MBR guest's fix-up is proven natively in
+//! crates/guest/tests/fixup_boots.rs.
 //!
-//! The guest builds its initramfs from a module list (MODULES=list): a
-//! MODULES=most rebuild copies over a thousand modules one process at a
-//! time, which under TCG takes half an hour; that rebuild is proven natively
-//! in crates/guest/tests/fixup_boots.rs.
+//! The guest builds its initramfs from a module list (MODULES=list, set on
+//! the copy): a MODULES=most rebuild copies over a thousand modules one
+//! process at a time, which under TCG takes half an hour; that rebuild is
+//! proven natively in crates/guest/tests/fixup_boots.rs.
 
 // Test fixtures: a failed step is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -24,12 +27,13 @@ use testkit::qemu::{Bus, Firmware, Machine};
 
 /// Not the sim's default: the console must never show it.
 const PASSWORD: &str = "pw-fixup-never-shown-5190";
-const NAME: &str = "debian-bios-mbr";
+const NAME: &str = "debian-uefi-lvm";
+const VARIANT: &str = "uefi-lvm";
 
 /// The cached guest image (built on first use), copied to `dir`, set to
 /// build its initramfs from its module list.
 fn guest_copy(dir: &Path) -> PathBuf {
-    let out = run(Command::new(workspace().join("tests/guests/build.sh")).arg("bios-mbr"));
+    let out = run(Command::new(workspace().join("tests/guests/build.sh")).arg(VARIANT));
     let cached = PathBuf::from(out.trim().lines().last().unwrap().trim());
     let copy = dir.join("source.img");
     // Sparse copy: the image is mostly holes.
@@ -37,11 +41,21 @@ fn guest_copy(dir: &Path) -> PathBuf {
         .arg("--sparse=always")
         .arg(&cached)
         .arg(&copy));
-    let root = LoopMount::new(&copy, &dir.join("setup"), true);
+    let root = LoopMount::new(&copy, root_volume(&copy), &dir.join("setup"), true);
     let conf = root.dir.join("etc/initramfs-tools/initramfs.conf");
     let text = std::fs::read_to_string(&conf).unwrap();
-    assert!(text.contains("\nMODULES=dep\n"), "{text}");
-    std::fs::write(&conf, text.replace("\nMODULES=dep\n", "\nMODULES=list\n")).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("MODULES=") {
+                "MODULES=list"
+            } else {
+                l
+            }
+        })
+        .collect();
+    assert!(lines.contains(&"MODULES=list"), "no MODULES line:\n{text}");
+    std::fs::write(&conf, lines.join("\n") + "\n").unwrap();
     copy
 }
 
@@ -52,17 +66,41 @@ fn sha256(path: &Path) -> String {
     hex::encode(h.finalize())
 }
 
-/// The first partition's byte offset and size, by sfdisk.
-fn first_partition(image: &Path) -> (u64, u64) {
+/// Partition `number`'s byte offset and size, by sfdisk.
+fn partition(image: &Path, number: usize) -> (u64, u64) {
     let doc: serde_json::Value =
         serde_json::from_str(&run(Command::new("sfdisk").arg("--json").arg(image))).unwrap();
     let table = &doc["partitiontable"];
     let sector = table["sectorsize"].as_u64().unwrap_or(512);
-    let p = &table["partitions"][0];
+    let p = &table["partitions"][number - 1];
     (
         p["start"].as_u64().unwrap() * sector,
         p["size"].as_u64().unwrap() * sector,
     )
+}
+
+/// Byte offset and size of the linear LV vg0/root on partition 3, read by
+/// the host's LVM tools from the PV alone (no device-mapper here).
+fn root_volume(image: &Path) -> (u64, u64) {
+    let (offset, size) = partition(image, 3);
+    let script = format!(
+        r#"
+        set -eu
+        pv=$(losetup -f --show -r -o {offset} --sizelimit {size} '{image}')
+        trap 'losetup -d $pv' EXIT
+        conf="devices {{ filter=[\"a|^$pv\$|\",\"r|.*|\"] }}"
+        pe=$(pvs --config "$conf" --noheadings --nosuffix --units b -o pe_start $pv | tr -d ' ')
+        ext=$(vgs --config "$conf" --noheadings --nosuffix --units b -o vg_extent_size vg0 | tr -d ' ')
+        r=$(lvs --config "$conf" --noheadings -o seg_pe_ranges vg0/root | tr -d ' ')
+        first=${{r##*:}}; first=${{first%-*}}; last=${{r##*-}}
+        echo $((pe + first * ext)) $(((last - first + 1) * ext))
+        "#,
+        image = image.display()
+    );
+    let out = run(Command::new("bash").arg("-c").arg(script));
+    let mut it = out.split_whitespace().map(|n| n.parse::<u64>().unwrap());
+    let (lv_offset, lv_size) = (it.next().unwrap(), it.next().unwrap());
+    (offset + lv_offset, lv_size)
 }
 
 /// Unmounts and detaches on drop, also when an assertion fails.
@@ -72,8 +110,7 @@ struct LoopMount {
 }
 
 impl LoopMount {
-    fn new(image: &Path, at: &Path, writable: bool) -> LoopMount {
-        let (offset, size) = first_partition(image);
+    fn new(image: &Path, (offset, size): (u64, u64), at: &Path, writable: bool) -> LoopMount {
         let mut losetup = Command::new("losetup");
         losetup.args(["--find", "--show"]);
         if !writable {
@@ -95,7 +132,7 @@ impl LoopMount {
             .unwrap();
         if !mounted.success() {
             let _ = Command::new("losetup").args(["-d", &device]).status();
-            panic!("mounting the first partition of {} failed", image.display());
+            panic!("mounting {} at {offset} failed", image.display());
         }
         LoopMount {
             dir: at.to_path_buf(),
@@ -116,7 +153,7 @@ impl Drop for LoopMount {
 const CONVERT_LIMIT: Duration = Duration::from_secs(1800);
 
 #[test]
-fn cd_bios_converts_a_debian_guest_and_fixes_it_up_in_the_appliance() {
+fn cd_uefi_converts_an_lvm_rooted_debian_guest_and_fixes_it_up_in_the_appliance() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let source = guest_copy(dir.path());
@@ -138,7 +175,7 @@ fn cd_bios_converts_a_debian_guest_and_fixes_it_up_in_the_appliance() {
     let iso = customized_iso(dir.path(), &answer(dir.path(), "a.toml", &text));
 
     let _one = qemu_lock();
-    let mut vm = Machine::new(Firmware::Bios)
+    let mut vm = Machine::new(Firmware::Uefi)
         .memory_mib(1536)
         .cpus(2)
         // AES-NI and PCLMULQDQ: TLS at a few MiB/s with the default CPU model.
@@ -188,11 +225,13 @@ fn cd_bios_converts_a_debian_guest_and_fixes_it_up_in_the_appliance() {
         blocked.get("start").is_none(),
         "the VM may not start: {blocked}"
     );
+    let boot = vms[0].get("HVM_boot_params");
+    assert_eq!(boot["firmware"], "uefi", "the VM's firmware: {boot}");
     let vdis = vm_disks(&sim, &vms[0]);
     assert_eq!(vdis.len(), 1, "one disk attached to {NAME}");
     let vdi = sim.vdi_path(vdis[0].str("uuid"));
     {
-        let root = LoopMount::new(&vdi, &dir.path().join("root"), false);
+        let root = LoopMount::new(&vdi, root_volume(&vdi), &dir.path().join("root"), false);
         let fstab = std::fs::read_to_string(root.dir.join("etc/fstab")).unwrap();
         assert!(
             fstab.lines().any(|l| l.trim_start().starts_with("UUID=")),
@@ -209,11 +248,26 @@ fn cd_bios_converts_a_debian_guest_and_fixes_it_up_in_the_appliance() {
                 "{driver} not listed for the initramfs:\n{modules}"
             );
         }
-        let kept = std::fs::read_dir(root.dir.join("boot"))
+        assert!(
+            !fstab.contains("/dev/disk/by-path/"),
+            "by-path names left in fstab:\n{fstab}"
+        );
+        let boot = LoopMount::new(&vdi, partition(&vdi, 2), &dir.path().join("boot"), false);
+        let kept = std::fs::read_dir(&boot.dir)
             .unwrap()
             .filter_map(|e| e.ok())
             .any(|e| e.file_name().to_string_lossy().ends_with(".xenlift-orig"));
         assert!(kept, "no initramfs was rebuilt (no original kept in /boot)");
+        let (esp, _) = partition(&vdi, 1);
+        let listing = run(Command::new("mdir")
+            .arg("-b")
+            .arg("-i")
+            .arg(format!("{}@@{esp}", vdi.display()))
+            .arg("::/EFI/BOOT"));
+        assert!(
+            listing.to_uppercase().contains("BOOTX64.EFI"),
+            "no UEFI fallback loader on the ESP:\n{listing}"
+        );
     }
     assert_eq!(sha256(&source), before, "the source disk was written");
     sim.shutdown();

@@ -179,4 +179,42 @@ fn every_dynamic_program_finds_its_libraries_and_the_fixup_tools_run() {
     let blkid = in_root(&["blkid", "-p", "/part.img"]);
     assert!(blkid.contains("TYPE=\"ext4\""), "{blkid}");
     in_root(&["e2fsck", "-n", "/part.img"]);
+
+    // An ESP made by the host's dosfstools and mtools, read and written by
+    // the initramfs's mtools as the UEFI fallback fix-up does.
+    let esp = root.join("esp.img");
+    run(Command::new("mkfs.vfat").arg("-C").arg(&esp).arg("8192"));
+    let image = esp.display().to_string();
+    run(Command::new("mmd").args(["-i", &image, "::/EFI", "::/EFI/debian"]));
+    std::fs::write(root.join("loader"), b"not really shim").unwrap();
+    run(Command::new("mcopy")
+        .args(["-i", &image])
+        .arg(root.join("loader"))
+        .arg("::/EFI/debian/shimx64.efi"));
+    let listing = in_root(&["mdir", "-b", "-i", "/esp.img", "::/EFI/debian"]);
+    assert!(
+        listing.to_lowercase().contains("::/efi/debian/shimx64.efi"),
+        "{listing}"
+    );
+    in_root(&["mmd", "-i", "/esp.img", "::/EFI/BOOT"]);
+    in_root(&[
+        "mcopy",
+        "-n",
+        "-o",
+        "-i",
+        "/esp.img",
+        "::/EFI/debian/shimx64.efi",
+        "/copied",
+    ]);
+    in_root(&[
+        "mcopy",
+        "-n",
+        "-o",
+        "-i",
+        "/esp.img",
+        "/copied",
+        "::/EFI/BOOT/BOOTX64.EFI",
+    ]);
+    let back = run(Command::new("mtype").args(["-i", &image, "::/EFI/BOOT/BOOTX64.EFI"]));
+    assert_eq!(back, "not really shim", "the copy on the ESP");
 }
