@@ -40,11 +40,6 @@ impl<T: Send + 'static> Worker<T> {
             .map(|h| Worker(Some(h)))
             .map_err(|source| WireError::Spawn { what: name, source })
     }
-
-    /// Waits for the thread; `None` if it panicked.
-    pub(crate) fn join(mut self) -> Option<T> {
-        self.0.take().and_then(|h| h.join().ok())
-    }
 }
 
 impl<T> Drop for Worker<T> {
@@ -55,34 +50,39 @@ impl<T> Drop for Worker<T> {
     }
 }
 
-/// The reader stage: blocks arrive on `filled` in plan order; buffers go
-/// back through `free`.
+/// The reader stage: the k-th block of the plan arrives on lane
+/// `k % lanes.len()` (so that several consumers can share the work and the
+/// order is kept by taking from the lanes in turn); buffers go back through
+/// `free`.
 #[derive(Debug)]
 pub(crate) struct Reader {
-    pub filled: Receiver<Result<Filled, WireError>>,
+    pub lanes: Vec<Receiver<Result<Filled, WireError>>>,
     pub free: SyncSender<BlockBuf>,
     pub worker: Worker<()>,
 }
 
 impl Reader {
-    /// Starts reading with `depth` buffers (at least 2) in flight.
+    /// Starts reading with `depth` buffers (at least 2) in flight, dealt to
+    /// `lanes` lanes (at least 1).
     pub(crate) fn start(
         source: Arc<dyn ReadAt>,
         plan: Arc<BlockPlan>,
         depth: usize,
+        lanes: usize,
     ) -> Result<Reader, WireError> {
         let depth = depth.max(2);
         let (free_tx, free_rx) = mpsc::sync_channel::<BlockBuf>(depth);
-        let (filled_tx, filled_rx) = mpsc::sync_channel(depth);
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..lanes.max(1)).map(|_| mpsc::sync_channel(depth)).unzip();
         for _ in 0..depth {
             // The channel has room for every buffer, so this never blocks.
             let _ = free_tx.try_send(BlockBuf::new());
         }
         let worker = Worker::spawn("reader", move || {
-            read_blocks(&*source, &plan, &free_rx, &filled_tx)
+            read_blocks(&*source, &plan, &free_rx, &senders)
         })?;
         Ok(Reader {
-            filled: filled_rx,
+            lanes: receivers,
             free: free_tx,
             worker,
         })
@@ -99,12 +99,17 @@ fn read_blocks(
     source: &dyn ReadAt,
     plan: &BlockPlan,
     free: &Receiver<BlockBuf>,
-    filled: &SyncSender<Result<Filled, WireError>>,
+    lanes: &[SyncSender<Result<Filled, WireError>>],
 ) {
+    let mut turn = lanes.iter().cycle();
+    let Some(first) = turn.next() else {
+        return;
+    };
     if let Err(e) = check_source(source, plan) {
-        let _ = filled.send(Err(e));
+        let _ = first.send(Err(e));
         return;
     }
+    let mut lane = first;
     let mut cursor = BlockCursor::default();
     while let Some(block) = cursor.next(plan) {
         let Ok(mut buf) = free.recv() else {
@@ -113,9 +118,10 @@ fn read_blocks(
         let result = fill_block(source, plan, &block, buf.as_mut_slice());
         let msg = result.map(|()| Filled { block, buf });
         let failed = msg.is_err();
-        if filled.send(msg).is_err() || failed {
+        if lane.send(msg).is_err() || failed {
             return;
         }
+        lane = turn.next().unwrap_or(first);
     }
 }
 
