@@ -197,24 +197,13 @@ fn every_dynamic_program_finds_its_libraries_and_the_fixup_tools_run() {
         "{listing}"
     );
     in_root(&["mmd", "-i", "/esp.img", "::/EFI/BOOT"]);
-    in_root(&[
-        "mcopy",
-        "-n",
-        "-o",
-        "-i",
-        "/esp.img",
-        "::/EFI/debian/shimx64.efi",
-        "/copied",
-    ]);
-    in_root(&[
-        "mcopy",
-        "-n",
-        "-o",
-        "-i",
-        "/esp.img",
-        "/copied",
-        "::/EFI/BOOT/BOOTX64.EFI",
-    ]);
+    // Out to the appliance's files and back in, as the fix-up copies.
+    for (from, to) in [
+        ("::/EFI/debian/shimx64.efi", "/copied"),
+        ("/copied", "::/EFI/BOOT/BOOTX64.EFI"),
+    ] {
+        in_root(&["mcopy", "-n", "-o", "-i", "/esp.img", from, to]);
+    }
     let back = run(Command::new("mtype").args(["-i", &image, "::/EFI/BOOT/BOOTX64.EFI"]));
     assert_eq!(back, "not really shim", "the copy on the ESP");
 }
