@@ -151,6 +151,52 @@ impl Filesystem for OverlayFs {
         }
     }
 
+    /// A loop device on the view turns discards and write-zeroes requests of
+    /// the file system on it into hole punching and zeroing here; without
+    /// this the kernel logs each as an I/O error and the file system falls
+    /// back to writing zeros itself.
+    fn fallocate(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        _fh: u64,
+        offset: i64,
+        length: i64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        const ZEROING: i32 = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE;
+        let (Ok(offset), Ok(len)) = (u64::try_from(offset), u64::try_from(length)) else {
+            return reply.error(libc::EINVAL);
+        };
+        if mode & !(ZEROING | libc::FALLOC_FL_KEEP_SIZE) != 0 {
+            return reply.error(libc::EOPNOTSUPP);
+        }
+        let result = if mode & ZEROING != 0 {
+            self.overlay.write_zeroes(offset, len)
+        } else if offset
+            .checked_add(len)
+            .is_some_and(|end| end <= self.overlay.size())
+        {
+            // Plain allocation inside the fixed size: the space is there.
+            Ok(())
+        } else {
+            Err(Error::PastEnd {
+                offset,
+                len,
+                size: self.overlay.size(),
+            })
+        };
+        match result {
+            Ok(()) => reply.ok(),
+            Err(Error::PastEnd { .. }) => reply.error(libc::ENOSPC),
+            Err(e) => {
+                tracing::error!(offset, "copy-on-write view: {e}");
+                reply.error(libc::EIO)
+            }
+        }
+    }
+
     fn flush(&mut self, _req: &Request<'_>, _ino: u64, _fh: u64, _lo: u64, reply: ReplyEmpty) {
         reply.ok();
     }

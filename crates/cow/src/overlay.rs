@@ -167,6 +167,26 @@ impl Overlay {
         Ok(())
     }
 
+    /// Writes `len` zero bytes at `offset` (a punched hole or a zeroed range
+    /// of the view); the size never changes.
+    pub fn write_zeroes(&self, offset: u64, len: u64) -> Result<()> {
+        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        if offset.checked_add(len).is_none_or(|end| end > self.size) {
+            return Err(Error::PastEnd {
+                offset,
+                len,
+                size: self.size,
+            });
+        }
+        let mut at = offset;
+        while at < offset + len {
+            let n = (offset + len - at).min(ZEROS.len() as u64);
+            self.write_at(&ZEROS[..n as usize], at)?;
+            at += n;
+        }
+        Ok(())
+    }
+
     /// The bytes that differ from the source, exactly (a byte diff of the
     /// written chunks against the source).
     pub fn changed(&self) -> Result<ExtentMap> {

@@ -188,3 +188,56 @@ fn a_partition_loop_mounted_through_the_view_can_be_written() {
     run("losetup", &["-d", &dev]);
     assert_eq!(text, "written through the view");
 }
+
+#[test]
+fn discards_and_zeroing_through_a_loop_device_land_in_the_overlay() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.img");
+    let data: Vec<u8> = (0..(8u32 << 20)).map(|i| (i % 251) as u8 | 1).collect();
+    std::fs::write(&src, &data).unwrap();
+    let before = sha(&src);
+    let view = CowView::new(read_only(&src), Store::Memory).unwrap();
+    let file = view.path().to_str().unwrap().to_string();
+
+    // On the file: a punched hole and a zeroed range (fallocate(2)).
+    run(
+        "fallocate",
+        &["--punch-hole", "-o", "4096", "-l", "8192", &file],
+    );
+    run(
+        "fallocate",
+        &["--zero-range", "-o", "1048576", "-l", "65536", &file],
+    );
+    // Plain allocation inside the size succeeds and changes nothing; past
+    // the fixed size it is refused.
+    run("fallocate", &["-o", "0", "-l", "4096", &file]);
+    let grow = Command::new("fallocate")
+        .args(["-o", "0", "-l", &(16u32 << 20).to_string(), &file])
+        .output()
+        .unwrap();
+    assert!(!grow.status.success(), "the view grew");
+    // Through a loop device: write-zeroes requests, as ext4 sends them.
+    let dev = run("losetup", &["--find", "--show", &file]);
+    let dev = dev.trim().to_string();
+    let zeroed = Command::new("blkdiscard")
+        .args(["--zeroout", "-o", "3145728", "-l", "1048576", &dev])
+        .output()
+        .unwrap();
+    run("losetup", &["-d", &dev]);
+    assert!(
+        zeroed.status.success(),
+        "blkdiscard --zeroout: {}",
+        String::from_utf8_lossy(&zeroed.stderr)
+    );
+
+    let copy = dir.path().join("view.img");
+    std::fs::copy(view.path(), &copy).unwrap();
+    let mut expect = data.clone();
+    for (at, len) in [(4096, 8192), (1 << 20, 65536), (3 << 20, 1 << 20)] {
+        expect[at..at + len].fill(0);
+    }
+    assert!(std::fs::read(&copy).unwrap() == expect, "the view's bytes");
+    assert_eq!(view.changed().unwrap(), byte_diff(&src, &copy));
+    drop(view);
+    assert_eq!(sha(&src), before, "the source changed");
+}
