@@ -97,16 +97,6 @@ fn usb_stick_bios_and_uefi_secure_boot() {
     }
 }
 
-/// Copies the PXE folder into a TFTP root for one test.
-fn tftp_root(dir: &Path) -> std::path::PathBuf {
-    let root = dir.join("tftp");
-    run(std::process::Command::new("cp")
-        .arg("-r")
-        .arg(appliance().join("pxe"))
-        .arg(&root));
-    root
-}
-
 /// BIOS PXE: QEMU's iPXE loads a site script that sets the answer file URL
 /// and chains the shipped boot.ipxe; the answer file comes over HTTP.
 #[test]
@@ -118,15 +108,7 @@ fn pxe_bios_ipxe_answer_file_over_http() {
         INSPECT.to_string(),
     )]));
     let root = tftp_root(dir.path());
-    // iPXE expands ${mac} itself, to the same form the appliance uses.
-    std::fs::write(
-        root.join("site.ipxe"),
-        format!(
-            "#!ipxe\nset xenlift_args xenlift.config=http://10.0.2.2:{}/${{mac}}.toml\nchain boot.ipxe\n",
-            server.port
-        ),
-    )
-    .unwrap();
+    ipxe_site_script(&root, server.port);
     let m = Machine::new(Firmware::Bios)
         .disk(&disk, Bus::Virtio, "raw")
         .nic(
@@ -149,15 +131,7 @@ fn pxe_uefi_secure_boot_shim_grub() {
     let path = format!("/{}.toml", MAC.replace(':', "-"));
     let server = HttpServer::start(BTreeMap::from([(path.clone(), INSPECT.to_string())]));
     let root = tftp_root(dir.path());
-    // The site's options go on the shipped menu's linux line.
-    let cfg = root.join("grub/grub.cfg");
-    let menu = std::fs::read_to_string(&cfg).unwrap();
-    let site = format!(
-        " quiet 'xenlift.config=http://10.0.2.2:{}/${{mac_hyphens}}.toml'\n",
-        server.port
-    );
-    assert!(menu.contains(" quiet\n"), "{menu}");
-    std::fs::write(&cfg, menu.replace(" quiet\n", &site)).unwrap();
+    grub_site_menu(&root, server.port);
     let m = Machine::new(Firmware::UefiSecureBoot)
         .disk(&disk, Bus::Virtio, "raw")
         .nic(

@@ -222,19 +222,8 @@ fn pxe_bios_answer_file_over_http_converts_into_the_sim() {
         format!("/{MAC}.toml"),
         convert_answer(&sim, "pxe-bios-unattended"),
     )]));
-    let root = dir.path().join("tftp");
-    run(Command::new("cp")
-        .arg("-r")
-        .arg(appliance().join("pxe"))
-        .arg(&root));
-    std::fs::write(
-        root.join("site.ipxe"),
-        format!(
-            "#!ipxe\nset xenlift_args xenlift.config=http://10.0.2.2:{}/${{mac}}.toml\nchain boot.ipxe\n",
-            server.port
-        ),
-    )
-    .unwrap();
+    let root = tftp_root(dir.path());
+    ipxe_site_script(&root, server.port);
     let mut vm = Machine::new(Firmware::Bios)
         .disk(&disk, Bus::Virtio, "raw")
         .nic(
@@ -247,6 +236,64 @@ fn pxe_bios_answer_file_over_http_converts_into_the_sim() {
     expect_converted(&mut vm);
     assert_eq!(*server.requests.lock().unwrap(), [format!("/{MAC}.toml")]);
     assert_converted(&sim, "pxe-bios-unattended", &disk);
+    assert_eq!(sha256(&disk), before, "the source disk was written");
+    sim.shutdown();
+}
+
+/// PXE under UEFI with Secure Boot: the firmware's PXE loads shim, shim
+/// the signed grubnetx64, GRUB the signed kernel; the answer file comes
+/// over HTTP from a URL the appliance expands per machine.
+#[test]
+fn pxe_uefi_secure_boot_answer_file_over_http_converts_into_the_sim() {
+    let _one = qemu_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = source_disk(dir.path());
+    let before = sha256(&disk);
+    let sim = sim(dir.path());
+    let path = format!("/{}.toml", MAC.replace(':', "-"));
+    let server = HttpServer::start(std::collections::BTreeMap::from([(
+        path.clone(),
+        convert_answer(&sim, "pxe-uefi-unattended"),
+    )]));
+    let root = tftp_root(dir.path());
+    grub_site_menu(&root, server.port);
+    let mut vm = Machine::new(Firmware::UefiSecureBoot)
+        .disk(&disk, Bus::Virtio, "raw")
+        .nic(
+            "virtio-net-pci,romfile=",
+            MAC,
+            &format!("tftp={},bootfile=shimx64.efi", root.display()),
+        )
+        .boot_order("n")
+        .start();
+    expect_converted(&mut vm);
+    assert_eq!(*server.requests.lock().unwrap(), [path]);
+    assert_converted(&sim, "pxe-uefi-unattended", &disk);
+    assert_eq!(sha256(&disk), before, "the source disk was written");
+    sim.shutdown();
+}
+
+/// The ISO written to a USB stick as `dd` would, booted by UEFI with
+/// Secure Boot: the stick the appliance runs from is not converted, only
+/// the machine's disk is.
+#[test]
+fn usb_stick_uefi_secure_boot_converts_unattended_into_the_sim() {
+    let _one = qemu_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = source_disk(dir.path());
+    let before = sha256(&disk);
+    let sim = sim(dir.path());
+    let text = convert_answer(&sim, "usb-uefi-unattended");
+    let iso = customized_iso(dir.path(), &answer(dir.path(), "a.toml", &text));
+    let stick = dir.path().join("stick.img");
+    std::fs::copy(&iso, &stick).unwrap();
+    let mut vm = Machine::new(Firmware::UefiSecureBoot)
+        .disk_snapshot(&stick, Bus::Usb, "raw")
+        .disk(&disk, Bus::Virtio, "raw")
+        .nic("virtio-net-pci", MAC, "")
+        .start();
+    expect_converted(&mut vm);
+    assert_converted(&sim, "usb-uefi-unattended", &disk);
     assert_eq!(sha256(&disk), before, "the source disk was written");
     sim.shutdown();
 }

@@ -127,6 +127,38 @@ pub fn sample_disk(dir: &Path) -> PathBuf {
     img
 }
 
+/// A copy of the appliance's PXE folder, the TFTP root of one test.
+pub fn tftp_root(dir: &Path) -> PathBuf {
+    let root = dir.join("tftp");
+    run(Command::new("cp")
+        .arg("-r")
+        .arg(appliance().join("pxe"))
+        .arg(&root));
+    root
+}
+
+/// BIOS PXE: a site script for QEMU's iPXE that sets the answer file URL
+/// (`${mac}` expanded by iPXE) and chains the shipped boot.ipxe.
+pub fn ipxe_site_script(root: &Path, port: u16) {
+    std::fs::write(
+        root.join("site.ipxe"),
+        format!(
+            "#!ipxe\nset xenlift_args xenlift.config=http://10.0.2.2:{port}/${{mac}}.toml\nchain boot.ipxe\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// UEFI PXE: the site's answer file URL on the shipped GRUB menu's linux
+/// line; the appliance expands `${mac_hyphens}`.
+pub fn grub_site_menu(root: &Path, port: u16) {
+    let cfg = root.join("grub/grub.cfg");
+    let menu = std::fs::read_to_string(&cfg).unwrap();
+    let site = format!(" quiet 'xenlift.config=http://10.0.2.2:{port}/${{mac_hyphens}}.toml'\n");
+    assert!(menu.contains(" quiet\n"), "{menu}");
+    std::fs::write(&cfg, menu.replace(" quiet\n", &site)).unwrap();
+}
+
 /// An answer file written to `dir`.
 pub fn answer(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
