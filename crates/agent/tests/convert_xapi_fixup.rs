@@ -140,11 +140,42 @@ fn xenlift_fixup_patches_a_vm_converted_without_it() {
     let (ok, text) = xenlift(&sim, "fixup", &["--vm", "no-such-vm", s(&image)]);
     assert!(!ok && text.contains("no-such-vm"), "{text}");
 
+    // Refused before any write: the VM is left as it was, free to start.
+    let (ok, text) = xenlift(&sim, "fixup", &["--vm", &vm, s(&image), s(&image)]);
+    assert!(
+        !ok && text.contains("has 1 disks but 2 were given"),
+        "{text}"
+    );
+    assert_eq!(start_block(&sim, &vm), None, "{text}");
+
+    // The delta upload refused half way: the VM stays blocked, saying why.
+    sim.handle.set_faults(xapi_sim::Faults {
+        rbac_deny: Some(xapi_sim::RbacDeny::methods(&["http/put_import_raw_vdi"])),
+        ..Default::default()
+    });
+    let (ok, text) = xenlift(&sim, "fixup", &["--vm", &vm, s(&image)]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("stays blocked from starting"), "{text}");
+    let reason = start_block(&sim, &vm).expect("start blocked after a failed fix-up");
+    assert!(reason.contains("did not finish"), "{reason}");
+    sim.handle.set_faults(xapi_sim::Faults::default());
+
     let (ok, text) = xenlift(&sim, "fixup", &["--vm", &vm, s(&image)]);
     assert!(ok, "{text}");
     assert!(text.contains(&format!("fixed up the VM {vm}")), "{text}");
+    assert_eq!(start_block(&sim, &vm), None, "the VM may start again");
     let (fstab, marks) = root_files(&vdi);
     assert!(marks, "backup or log missing after xenlift fixup");
     assert!(fstab.contains("UUID=") && fstab != faithful, "{fstab}");
     assert_eq!(sha256_file(&image), before, "the source changed");
+}
+
+/// The reason the VM `uuid` is blocked from starting, if it is.
+fn start_block(sim: &Sim, uuid: &str) -> Option<String> {
+    let vms = sim.handle.find("VM", "uuid", uuid);
+    let blocked = vms[0].get("blocked_operations");
+    blocked
+        .get("start")
+        .and_then(|r| r.as_str())
+        .map(str::to_string)
 }

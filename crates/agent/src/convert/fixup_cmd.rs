@@ -97,14 +97,139 @@ fn fixup_vm(
     let vm = session
         .vm_by_uuid(uuid)
         .with_context(|| format!("finding the VM {uuid}"))?;
-    let record = session
+    let before = session
         .vm_record(&vm)
         .with_context(|| format!("reading the VM {uuid}"))?;
-    anyhow::ensure!(
-        record.power_state == "Halted",
-        "the VM {uuid} is {}: shut it down first (the fix-up writes its disks)",
-        record.power_state
-    );
+    // A block an earlier fix-up left (failed, or killed half way) is this
+    // run's to lift; any other (an unfinished conversion's) is put back.
+    let earlier_block = before
+        .blocked_operations
+        .get("start")
+        .filter(|reason| ![FIXUP_RUNNING, FIXUP_FAILED].contains(&reason.as_str()))
+        .cloned();
+    // Blocked before the power state is checked: nobody can start the VM
+    // between the check and the last write to its disks.
+    session
+        .vm_block_operation(&vm, "start", FIXUP_RUNNING)
+        .with_context(|| format!("blocking the VM {uuid} from starting"))?;
+    let sent = match fixup_blocked_vm(&session, &vm, uuid, disks, layouts, options) {
+        Ok(sent) => {
+            restore_start(&session, &vm, earlier_block.as_deref()).with_context(|| {
+                format!("the fix-up is done, but the VM {uuid} is still blocked from starting")
+            })?;
+            sent
+        }
+        Err(FixupFailure::BeforeWriting(e)) => {
+            restore_start(&session, &vm, earlier_block.as_deref())
+                .with_context(|| format!("unblocking the VM {uuid} again after: {e:#}"))?;
+            return Err(e);
+        }
+        Err(FixupFailure::Unfinished(e)) => {
+            if let Err(mark) = session.vm_block_operation(&vm, "start", FIXUP_FAILED) {
+                tracing::warn!(error = %mark, "could not mark the VM's fix-up as unfinished");
+            }
+            return Err(e.context(format!(
+                "the fix-up did not finish: the VM {uuid} stays blocked from starting; \
+                 run xenlift fixup again"
+            )));
+        }
+    };
+    println!("xenlift: fixed up the VM {uuid}: {sent} bytes of changes sent");
+    Ok(())
+}
+
+/// The reason XenCenter shows while the fix-up writes the disks.
+const FIXUP_RUNNING: &str = "xenlift: the guest fix-up is writing the disks";
+/// The reason left when the fix-up stopped half way.
+const FIXUP_FAILED: &str = "xenlift: the guest fix-up did not finish; the disks may be half \
+                            patched: run xenlift fixup again";
+
+/// How a fix-up onto a VM failed: before its disks were touched (the VM is
+/// as it was), or after (its disks may be half patched).
+enum FixupFailure {
+    BeforeWriting(anyhow::Error),
+    Unfinished(anyhow::Error),
+}
+
+/// Puts back the start block the VM had before the fix-up (none, or the
+/// reason it had, as a conversion left incomplete has).
+fn restore_start(
+    session: &xapi::Session,
+    vm: &xapi::VmRef,
+    earlier: Option<&str>,
+) -> anyhow::Result<()> {
+    match earlier {
+        Some(reason) => session.vm_block_operation(vm, "start", reason)?,
+        None => session.vm_unblock_operation(vm, "start")?,
+    }
+    Ok(())
+}
+
+/// The fix-up onto the disks of the VM, already blocked from starting,
+/// once it is seen halted; returns the bytes of changes sent.
+fn fixup_blocked_vm(
+    session: &xapi::Session,
+    vm: &xapi::VmRef,
+    uuid: &str,
+    disks: Vec<SourceDisk>,
+    layouts: &[DiskLayout],
+    options: &guest::Options,
+) -> Result<u64, FixupFailure> {
+    let (readers, copied, vbds, uuids) = session
+        .vm_record(vm)
+        .with_context(|| format!("reading the VM {uuid}"))
+        .and_then(|record| {
+            anyhow::ensure!(
+                record.power_state == "Halted",
+                "the VM {uuid} is {}: shut it down first (the fix-up writes its disks)",
+                record.power_state
+            );
+            prepare_targets(session, uuid, &record, disks, layouts)
+        })
+        .map_err(FixupFailure::BeforeWriting)?;
+    let targets: Vec<CopiedDisk<'_>> = vbds
+        .iter()
+        .zip(&copied)
+        .zip(&uuids)
+        .map(|((vbd, plan), vdi_uuid)| CopiedDisk {
+            vdi: &vbd.vdi,
+            vdi_uuid,
+            userdevice: &vbd.userdevice,
+            size: plan.size(),
+            copied: plan.ranges(),
+            format: if plan.size() > wire::VHD_MAX_SIZE {
+                Format::RawChunked
+            } else {
+                Format::Vhd
+            },
+        })
+        .collect();
+    let delivered = fix_and_send(session, &readers, layouts, options, &targets)
+        .map_err(FixupFailure::Unfinished)?;
+    Ok(delivered
+        .deltas
+        .iter()
+        .flatten()
+        .map(|d| d.wire_bytes)
+        .sum())
+}
+
+type Prepared = (
+    Vec<Arc<dyn ReadAt>>,
+    Vec<wire::BlockPlan>,
+    Vec<xapi::VbdRecord>,
+    Vec<String>,
+);
+
+/// The VM's disks in userdevice order, matched with the sources and what
+/// the conversion copied of each.
+fn prepare_targets(
+    session: &xapi::Session,
+    uuid: &str,
+    record: &xapi::VmRecord,
+    disks: Vec<SourceDisk>,
+    layouts: &[DiskLayout],
+) -> anyhow::Result<Prepared> {
     let mut vbds = Vec::new();
     for vbd in &record.VBDs {
         let r = session
@@ -135,32 +260,7 @@ fn fixup_vm(
         .map(|r| session.vdi_uuid(&r.vdi))
         .collect::<Result<Vec<_>, _>>()
         .context("reading the VM's disks")?;
-    let targets: Vec<CopiedDisk<'_>> = vbds
-        .iter()
-        .zip(&copied)
-        .zip(&uuids)
-        .map(|((vbd, plan), vdi_uuid)| CopiedDisk {
-            vdi: &vbd.vdi,
-            vdi_uuid,
-            userdevice: &vbd.userdevice,
-            size: plan.size(),
-            copied: plan.ranges(),
-            format: if plan.size() > wire::VHD_MAX_SIZE {
-                Format::RawChunked
-            } else {
-                Format::Vhd
-            },
-        })
-        .collect();
-    let delivered = fix_and_send(&session, &readers, layouts, options, &targets)?;
-    let sent: u64 = delivered
-        .deltas
-        .iter()
-        .flatten()
-        .map(|d| d.wire_bytes)
-        .sum();
-    println!("xenlift: fixed up the VM {uuid}: {sent} bytes of changes sent");
-    Ok(())
+    Ok((readers, copied, vbds, uuids))
 }
 
 #[cfg(test)]
