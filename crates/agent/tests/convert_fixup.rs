@@ -118,6 +118,27 @@ fn convert_to_dir_delivers_the_fixup_and_never_writes_the_source() {
         "vpc"
     ));
 
+    // The fix-up's changes go to a scratch file under TMPDIR; one that
+    // cannot be made is named, with the way out.
+    let no_scratch = tmp.path().join("no-scratch");
+    let out = Command::new(env!("CARGO_BIN_EXE_xenlift"))
+        .args([
+            "convert",
+            "--to",
+            &format!("dir:{}", s(&no_scratch)),
+            s(&image),
+        ])
+        .env("TMPDIR", "/nonexistent-scratch")
+        .output()
+        .unwrap();
+    let msg = text(&out);
+    assert!(!out.status.success(), "{msg}");
+    assert!(
+        msg.contains("/nonexistent-scratch") && msg.contains("set TMPDIR"),
+        "{msg}"
+    );
+    assert_eq!(manifest(&no_scratch)["fixup"]["status"], "failed");
+
     // With the fix-up.
     let fixed = tmp.path().join("fixed");
     let out = xenlift(

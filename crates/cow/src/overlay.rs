@@ -18,17 +18,21 @@ const CHUNK: u64 = 4 << 10;
 /// Where written chunks live.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Store {
-    /// On the heap: fine for a fix-up (tens to hundreds of MiB).
+    /// On the heap.
     #[default]
     Memory,
-    /// In an unlinked sparse file under this directory, for large writes.
+    /// In an unlinked file under this directory: the process's memory
+    /// stays flat however much the fix-up writes.
     ScratchIn(std::path::PathBuf),
 }
 
 enum Chunks {
     Memory(BTreeMap<u64, Box<[u8]>>),
-    /// Chunk `i` at its own offset in a sparse file; the set says which are there.
-    File(File, BTreeMap<u64, ()>),
+    /// Chunks packed in the order they were first written: chunk `i` is at
+    /// slot `map[i]`. Packed rather than at the chunk's own offset, so the
+    /// file is as large as the writes, not the disk (ext4 caps files at
+    /// 16 TiB).
+    File(File, BTreeMap<u64, u64>),
 }
 
 impl Chunks {
@@ -54,7 +58,12 @@ impl Chunks {
                 buf.copy_from_slice(&c[rel..rel + buf.len()]);
                 Ok(())
             }
-            Chunks::File(f, _) => f.read_exact_at(buf, i * CHUNK + rel as u64),
+            Chunks::File(f, slots) => {
+                let slot = slots
+                    .get(&i)
+                    .ok_or_else(|| io::Error::other("chunk missing"))?;
+                f.read_exact_at(buf, slot * CHUNK + rel as u64)
+            }
         }
     }
 
@@ -68,7 +77,12 @@ impl Chunks {
                 c[rel..rel + data.len()].copy_from_slice(data);
                 Ok(())
             }
-            Chunks::File(f, _) => f.write_all_at(data, i * CHUNK + rel as u64),
+            Chunks::File(f, slots) => {
+                let slot = slots
+                    .get(&i)
+                    .ok_or_else(|| io::Error::other("chunk missing"))?;
+                f.write_all_at(data, slot * CHUNK + rel as u64)
+            }
         }
     }
 
@@ -78,9 +92,10 @@ impl Chunks {
                 m.insert(i, data);
                 Ok(())
             }
-            Chunks::File(f, s) => {
-                f.write_all_at(&data, i * CHUNK)?;
-                s.insert(i, ());
+            Chunks::File(f, slots) => {
+                let slot = slots.get(&i).copied().unwrap_or(slots.len() as u64);
+                f.write_all_at(&data, slot * CHUNK)?;
+                slots.insert(i, slot);
                 Ok(())
             }
         }
@@ -301,5 +316,38 @@ mod tests {
             assert_eq!(o.changed().unwrap(), diff(&pattern(size), &expect));
             assert!(o.write_at(&[0; 8], size as u64 - 4).is_err());
         }
+    }
+
+    /// 64 TiB of zeros, read without memory.
+    struct Zeros;
+
+    impl ReadAt for Zeros {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            let n = (self.size().saturating_sub(offset)).min(buf.len() as u64) as usize;
+            buf[..n].fill(0);
+            Ok(n)
+        }
+
+        fn size(&self) -> u64 {
+            64 << 40
+        }
+    }
+
+    #[test]
+    fn the_scratch_file_grows_with_the_writes_not_with_the_disk() {
+        let source: Arc<dyn ReadAt> = Arc::new(Zeros);
+        let o = Overlay::new(source, Store::ScratchIn(std::env::temp_dir())).unwrap();
+        let end = o.size() - 3;
+        o.write_at(b"end", end).unwrap();
+        o.write_at(b"start", 10).unwrap();
+        o.write_at(b"END", end).unwrap();
+        assert_eq!(o.read_vec(end, 3).unwrap(), b"END");
+        assert_eq!(o.read_vec(10, 5).unwrap(), b"start");
+        assert_eq!(o.read_vec(CHUNK, 4).unwrap(), [0; 4]);
+        let chunks = o.chunks.read().unwrap();
+        let Chunks::File(file, _) = &*chunks else {
+            panic!("not a scratch file")
+        };
+        assert_eq!(file.metadata().unwrap().len(), 2 * CHUNK);
     }
 }

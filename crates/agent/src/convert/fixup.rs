@@ -54,8 +54,17 @@ pub fn fixup_on_views(
     }
     let mut views = Vec::new();
     for (i, source) in sources.iter().enumerate() {
-        let view = CowView::new(source.clone(), Store::Memory)
-            .with_context(|| format!("making a copy-on-write view of disk {i}"))?;
+        // In a file under TMPDIR: memory stays flat however much the fix-up
+        // writes (an initramfs rebuild alone writes tens of MiB per kernel).
+        let scratch = std::env::temp_dir();
+        let view =
+            CowView::new(source.clone(), Store::ScratchIn(scratch.clone())).with_context(|| {
+                format!(
+                    "making a copy-on-write view of disk {i} (its changes go to a file in {}; \
+                     set TMPDIR to choose another directory)",
+                    scratch.display()
+                )
+            })?;
         views.push(view);
     }
     let disks: Vec<guest::WritableDisk> = views
