@@ -9,6 +9,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -172,60 +173,92 @@ fn source_vm(iso: &Path, disk: &Path) -> Running {
         .start()
 }
 
+/// One unattended conversion: a QEMU slot, a source disk, the sim, and
+/// the VM name the answer file asks for.
+struct Unattended {
+    _one: QemuSlot,
+    dir: tempfile::TempDir,
+    disk: PathBuf,
+    before: String,
+    sim: SimHandle,
+    name: &'static str,
+}
+
+impl Unattended {
+    fn new(name: &'static str) -> Unattended {
+        let one = qemu_lock();
+        let dir = tempfile::tempdir().unwrap();
+        let disk = source_disk(dir.path());
+        let before = sha256(&disk);
+        let sim = sim(dir.path());
+        Unattended {
+            _one: one,
+            dir,
+            disk,
+            before,
+            sim,
+            name,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn answer(&self) -> String {
+        convert_answer(&self.sim, self.name)
+    }
+
+    /// A copy of the ISO with the answer file embedded.
+    fn iso(&self) -> PathBuf {
+        customized_iso(self.path(), &answer(self.path(), "a.toml", &self.answer()))
+    }
+
+    /// The VM converts its disk and powers off; the VM in the sim holds
+    /// the source's mapped extents; the source is unchanged.
+    fn expect_converted(self, vm: &mut Running) {
+        expect_converted(vm);
+        assert_converted(&self.sim, self.name, &self.disk);
+        assert_eq!(
+            sha256(&self.disk),
+            self.before,
+            "the source disk was written"
+        );
+        self.sim.shutdown();
+    }
+}
+
 #[test]
 fn cd_bios_converts_unattended_into_the_sim() {
-    let _one = qemu_lock();
-    let dir = tempfile::tempdir().unwrap();
-    let disk = source_disk(dir.path());
-    let before = sha256(&disk);
-    let sim = sim(dir.path());
-    let text = convert_answer(&sim, "cd-bios-unattended");
-    let iso = customized_iso(dir.path(), &answer(dir.path(), "a.toml", &text));
-    expect_converted(&mut source_vm(&iso, &disk));
-    assert_converted(&sim, "cd-bios-unattended", &disk);
-    assert_eq!(sha256(&disk), before, "the source disk was written");
-    sim.shutdown();
+    let case = Unattended::new("cd-bios-unattended");
+    let mut vm = source_vm(&case.iso(), &case.disk);
+    case.expect_converted(&mut vm);
 }
 
 /// The same under UEFI with Secure Boot (OVMF): shim, GRUB, signed kernel.
 #[test]
 fn cd_uefi_secure_boot_converts_unattended_into_the_sim() {
-    let _one = qemu_lock();
-    let dir = tempfile::tempdir().unwrap();
-    let disk = source_disk(dir.path());
-    let before = sha256(&disk);
-    let sim = sim(dir.path());
-    let text = convert_answer(&sim, "cd-uefi-unattended");
-    let iso = customized_iso(dir.path(), &answer(dir.path(), "a.toml", &text));
+    let case = Unattended::new("cd-uefi-unattended");
     let mut vm = Machine::new(Firmware::UefiSecureBoot)
-        .cdrom(&iso)
-        .disk(&disk, Bus::Virtio, "raw")
+        .cdrom(&case.iso())
+        .disk(&case.disk, Bus::Virtio, "raw")
         .nic("virtio-net-pci", MAC, "")
         .boot_order("d")
         .start();
-    expect_converted(&mut vm);
-    assert_converted(&sim, "cd-uefi-unattended", &disk);
-    assert_eq!(sha256(&disk), before, "the source disk was written");
-    sim.shutdown();
+    case.expect_converted(&mut vm);
 }
 
 /// PXE (QEMU's TFTP and iPXE, BIOS): the answer file, password included,
 /// comes over HTTP from a per-machine URL.
 #[test]
 fn pxe_bios_answer_file_over_http_converts_into_the_sim() {
-    let _one = qemu_lock();
-    let dir = tempfile::tempdir().unwrap();
-    let disk = source_disk(dir.path());
-    let before = sha256(&disk);
-    let sim = sim(dir.path());
-    let server = HttpServer::start(std::collections::BTreeMap::from([(
-        format!("/{MAC}.toml"),
-        convert_answer(&sim, "pxe-bios-unattended"),
-    )]));
-    let root = tftp_root(dir.path());
+    let case = Unattended::new("pxe-bios-unattended");
+    let path = format!("/{MAC}.toml");
+    let server = HttpServer::start(BTreeMap::from([(path.clone(), case.answer())]));
+    let root = tftp_root(case.path());
     ipxe_site_script(&root, server.port);
     let mut vm = Machine::new(Firmware::Bios)
-        .disk(&disk, Bus::Virtio, "raw")
+        .disk(&case.disk, Bus::Virtio, "raw")
         .nic(
             "virtio-net-pci",
             MAC,
@@ -233,11 +266,8 @@ fn pxe_bios_answer_file_over_http_converts_into_the_sim() {
         )
         .boot_order("n")
         .start();
-    expect_converted(&mut vm);
-    assert_eq!(*server.requests.lock().unwrap(), [format!("/{MAC}.toml")]);
-    assert_converted(&sim, "pxe-bios-unattended", &disk);
-    assert_eq!(sha256(&disk), before, "the source disk was written");
-    sim.shutdown();
+    case.expect_converted(&mut vm);
+    assert_eq!(*server.requests.lock().unwrap(), [path]);
 }
 
 /// PXE under UEFI with Secure Boot: the firmware's PXE loads shim, shim
@@ -245,20 +275,13 @@ fn pxe_bios_answer_file_over_http_converts_into_the_sim() {
 /// over HTTP from a URL the appliance expands per machine.
 #[test]
 fn pxe_uefi_secure_boot_answer_file_over_http_converts_into_the_sim() {
-    let _one = qemu_lock();
-    let dir = tempfile::tempdir().unwrap();
-    let disk = source_disk(dir.path());
-    let before = sha256(&disk);
-    let sim = sim(dir.path());
+    let case = Unattended::new("pxe-uefi-unattended");
     let path = format!("/{}.toml", MAC.replace(':', "-"));
-    let server = HttpServer::start(std::collections::BTreeMap::from([(
-        path.clone(),
-        convert_answer(&sim, "pxe-uefi-unattended"),
-    )]));
-    let root = tftp_root(dir.path());
+    let server = HttpServer::start(BTreeMap::from([(path.clone(), case.answer())]));
+    let root = tftp_root(case.path());
     grub_site_menu(&root, server.port);
     let mut vm = Machine::new(Firmware::UefiSecureBoot)
-        .disk(&disk, Bus::Virtio, "raw")
+        .disk(&case.disk, Bus::Virtio, "raw")
         .nic(
             "virtio-net-pci,romfile=",
             MAC,
@@ -266,11 +289,8 @@ fn pxe_uefi_secure_boot_answer_file_over_http_converts_into_the_sim() {
         )
         .boot_order("n")
         .start();
-    expect_converted(&mut vm);
+    case.expect_converted(&mut vm);
     assert_eq!(*server.requests.lock().unwrap(), [path]);
-    assert_converted(&sim, "pxe-uefi-unattended", &disk);
-    assert_eq!(sha256(&disk), before, "the source disk was written");
-    sim.shutdown();
 }
 
 /// The ISO written to a USB stick as `dd` would, booted by UEFI with
@@ -278,24 +298,15 @@ fn pxe_uefi_secure_boot_answer_file_over_http_converts_into_the_sim() {
 /// the machine's disk is.
 #[test]
 fn usb_stick_uefi_secure_boot_converts_unattended_into_the_sim() {
-    let _one = qemu_lock();
-    let dir = tempfile::tempdir().unwrap();
-    let disk = source_disk(dir.path());
-    let before = sha256(&disk);
-    let sim = sim(dir.path());
-    let text = convert_answer(&sim, "usb-uefi-unattended");
-    let iso = customized_iso(dir.path(), &answer(dir.path(), "a.toml", &text));
-    let stick = dir.path().join("stick.img");
-    std::fs::copy(&iso, &stick).unwrap();
+    let case = Unattended::new("usb-uefi-unattended");
+    let stick = case.path().join("stick.img");
+    std::fs::copy(case.iso(), &stick).unwrap();
     let mut vm = Machine::new(Firmware::UefiSecureBoot)
         .disk_snapshot(&stick, Bus::Usb, "raw")
-        .disk(&disk, Bus::Virtio, "raw")
+        .disk(&case.disk, Bus::Virtio, "raw")
         .nic("virtio-net-pci", MAC, "")
         .start();
-    expect_converted(&mut vm);
-    assert_converted(&sim, "usb-uefi-unattended", &disk);
-    assert_eq!(sha256(&disk), before, "the source disk was written");
-    sim.shutdown();
+    case.expect_converted(&mut vm);
 }
 
 /// Types `answer` once the console shows `prompt`.
