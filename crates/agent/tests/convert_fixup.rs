@@ -12,13 +12,13 @@ use std::process::{Command, Output};
 use sha2::{Digest, Sha256};
 use testkit::{guest_image, run, run_stdout, sha256_file, tempdir, Loop, Mount};
 
-fn xenlift(args: &[&str], path_env: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xenlift"));
-    cmd.args(args);
-    if let Some(p) = path_env {
-        cmd.env("PATH", p);
-    }
-    cmd.output().expect("running xenlift")
+/// Runs xenlift with `args`, and `env` set over the test's environment.
+fn xenlift(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xenlift"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("running xenlift")
 }
 
 fn text(out: &Output) -> String {
@@ -92,7 +92,7 @@ fn convert_to_dir_delivers_the_fixup_and_never_writes_the_source() {
             &format!("dir:{}", s(&plain)),
             s(&image),
         ],
-        None,
+        &[],
     );
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(manifest(&plain)["fixup"]["status"], "skipped");
@@ -102,7 +102,7 @@ fn convert_to_dir_delivers_the_fixup_and_never_writes_the_source() {
     let failed = tmp.path().join("failed");
     let out = xenlift(
         &["convert", "--to", &format!("dir:{}", s(&failed)), s(&image)],
-        Some("/nonexistent"),
+        &[("PATH", "/nonexistent")],
     );
     assert!(!out.status.success(), "{}", text(&out));
     let msg = text(&out);
@@ -121,16 +121,15 @@ fn convert_to_dir_delivers_the_fixup_and_never_writes_the_source() {
     // The fix-up's changes go to a scratch file under TMPDIR; one that
     // cannot be made is named, with the way out.
     let no_scratch = tmp.path().join("no-scratch");
-    let out = Command::new(env!("CARGO_BIN_EXE_xenlift"))
-        .args([
+    let out = xenlift(
+        &[
             "convert",
             "--to",
             &format!("dir:{}", s(&no_scratch)),
             s(&image),
-        ])
-        .env("TMPDIR", "/nonexistent-scratch")
-        .output()
-        .unwrap();
+        ],
+        &[("TMPDIR", "/nonexistent-scratch")],
+    );
     let msg = text(&out);
     assert!(!out.status.success(), "{msg}");
     assert!(
@@ -143,7 +142,7 @@ fn convert_to_dir_delivers_the_fixup_and_never_writes_the_source() {
     let fixed = tmp.path().join("fixed");
     let out = xenlift(
         &["convert", "--to", &format!("dir:{}", s(&fixed)), s(&image)],
-        None,
+        &[],
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("guest fix-up"), "{}", text(&out));
@@ -249,7 +248,7 @@ fn convert_to_dir_delivers_the_fixup_and_never_writes_the_source() {
     // `xenlift fixup` alone, against the same target.
     let out = xenlift(
         &["fixup", "--to", &format!("dir:{}", s(&fixed)), s(&image)],
-        None,
+        &[],
     );
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(manifest(&fixed)["fixup"]["status"], "done");
@@ -271,7 +270,7 @@ fn fixup_refuses_a_directory_without_manifest() {
     testkit::sparse_image(&img, 4 << 20);
     let out = xenlift(
         &["fixup", "--to", &format!("dir:{}", s(tmp.path())), s(&img)],
-        None,
+        &[],
     );
     assert!(!out.status.success());
     assert!(text(&out).contains("manifest.json"), "{}", text(&out));

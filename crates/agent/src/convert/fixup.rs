@@ -52,11 +52,11 @@ pub fn fixup_on_views(
     if let Err(not) = any_linux(layouts) {
         return Ok(Err(not));
     }
+    // Changes go to files under TMPDIR: memory stays flat however much the
+    // fix-up writes (an initramfs rebuild alone writes tens of MiB per kernel).
+    let scratch = std::env::temp_dir();
     let mut views = Vec::new();
     for (i, source) in sources.iter().enumerate() {
-        // In a file under TMPDIR: memory stays flat however much the fix-up
-        // writes (an initramfs rebuild alone writes tens of MiB per kernel).
-        let scratch = std::env::temp_dir();
         let view =
             CowView::new(source.clone(), Store::ScratchIn(scratch.clone())).with_context(|| {
                 format!(
